@@ -1,0 +1,9 @@
+"""CLI commands of infir.train (registered by infir.cli)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this capability's commands to the main app."""
