@@ -53,3 +53,24 @@ def _default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# A model folder trained by infir carries this file beside the sentence-transformers files; it
+# records how the query side was built (text format, objective, ...) so evaluate and search join
+# query and instruction exactly as training did.
+INFIR_CONFIG_NAME = "infir_config.json"
+
+
+def read_infir_config(name: str | Path | None) -> dict:
+    """The infir training config of a model folder, or {} for any other model."""
+    import json
+
+    path = Path(resolve_model_name(name)) / INFIR_CONFIG_NAME
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def model_text_format(name: str | Path | None) -> str:
+    """How this model joins query and instruction: its training's format, else the paper's concat."""
+    return read_infir_config(name).get("text_format", "concat")
