@@ -1,0 +1,237 @@
+"""InstructionLoss: the paper's objectives over InF-IR rows, with optional gradient caching."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from sentence_transformers.base.losses import CachedLossMixin, RandContext
+from torch import Tensor, nn
+
+from infir.data.records import INF_FIELDS
+from infir.data.text import TEXT_FORMATS, TextFormat, query_text
+from infir.train.losses.objectives import DEFAULT_OBJECTIVE, parse_objective
+from infir.train.losses.terms import objective_loss
+from infir.train.swaps import SwapPlan, sample_swaps
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+QueryEncoder = Callable[[list[str], list[str]], Tensor]
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One list of texts encoded together: passages, or query sides (query + instruction kept apart so a
+    query encoder can see them separately)."""
+
+    texts: list[str]
+    queries: list[str] | None = None
+    instructions: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def pairs_from_batch(batch: dict[str, Sequence[str]]) -> tuple[list[str], list[str], list[str]]:
+    """The M = 3B (query, instruction, passage) pairs of B InF-IR rows, pair 3b + t for row b (SPEC §4):
+    t = 0: (Q+, I+, P+), t = 1: (Q+, I−, HN1), t = 2: (Q−, I+, HN2)."""
+    missing = [field for field in INF_FIELDS if field not in batch]
+    if missing:
+        raise KeyError(f"batch lacks InF-IR field(s) {', '.join(missing)}; it has {', '.join(batch)}")
+    sizes = {field: len(batch[field]) for field in INF_FIELDS}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"batch fields differ in length: {sizes}")
+    queries: list[str] = []
+    instructions: list[str] = []
+    passages: list[str] = []
+    for q_pos, i_pos, p_pos, i_neg, q_neg, hn1, hn2 in zip(
+        *(batch[field] for field in INF_FIELDS), strict=True
+    ):
+        queries += [q_pos, q_pos, q_neg]
+        instructions += [i_pos, i_neg, i_pos]
+        passages += [p_pos, hn1, hn2]
+    return queries, instructions, passages
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The SentenceTransformer behind DDP / compile wrappers (the trainer may put one in ``loss.model``)."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+class InstructionLoss(CachedLossMixin, nn.Module):
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        objective: str = DEFAULT_OBJECTIVE,
+        temperature: float = 0.05,
+        num_swaps: int | None = None,
+        text_format: TextFormat = "concat",
+        mini_batch_size: int | None = None,
+        seed: int = 0,
+        query_encoder: QueryEncoder | None = None,
+    ) -> None:
+        """The InF-Embed training loss: each InF-IR row gives the pairs ("Q+ I+", P+), ("Q+ I−", HN1),
+        ("Q− I+", HN2); the batch's M = 3B pairs are scored by one of the paper's 11 objectives
+        (see :mod:`infir.train.losses.terms` for the exact candidate sets of l_P, l_IQ, l_I and of the
+        uni / multi combinations), with instruction swaps drawn per batch for the I term.
+
+        Args:
+            model: the SentenceTransformer encoding query sides, passages and swaps (one shared encoder).
+            objective: one of :data:`OBJECTIVES`, e.g. ``"multi:P,I"`` (the paper's best, the default).
+            temperature: τ in s(a, b) = aᵀb / τ on L2-normalised embeddings (paper: 0.05).
+            num_swaps: instruction swaps per anchor; None -> the paper's M/2 − 1. Fewer valid candidates
+                (e.g. blank instructions) -> the rest are masked; no swaps at all -> l_I = 0.
+            text_format: how query and instruction are joined (``infir.data.text.query_text``).
+            mini_batch_size: None for plain back-propagation; an int turns on gradient caching
+                (GradCache, as in sentence-transformers' Cached losses): texts are embedded in
+                no-grad mini-batches of this size, the loss is back-propagated to the embeddings, and
+                each mini-batch is re-embedded with grad (same RNG state) to push those gradients into
+                the model. Same loss and gradients, memory of one mini-batch.
+            seed: seed of the swap sampler, so a run draws the same swaps again.
+            query_encoder: encodes (queries, instructions) to [n, d] query-side embeddings instead of
+                ``encode(query_text(...))`` (the instruction–query attention encoder). An ``nn.Module``
+                becomes a submodule of this loss, whose parameters the sentence-transformers trainer
+                optimises along with the model's.
+
+        Inputs:
+            +-------------------------------------------------------------+--------+
+            | Inputs                                                      | Labels |
+            +=============================================================+========+
+            | dict of the 7 InF-IR fields (``INF_FIELDS``) -> B strings   | none   |
+            +-------------------------------------------------------------+--------+
+
+        Recommendations:
+            - The paper trains 4 rows per device × 8 GPUs (M = 96 pairs); on one device, reach such a
+              batch with ``mini_batch_size`` rather than with gradient accumulation, which would shrink
+              the pool of in-batch negatives and swaps.
+            - Blank instructions (the no-instruction baseline) leave no swap distinct from the anchor,
+              so ``multi:P,I`` trains exactly l_P.
+        """
+        super().__init__()
+        if text_format not in TEXT_FORMATS:
+            raise ValueError(f"unknown text format {text_format!r}; expected one of {TEXT_FORMATS}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        if num_swaps is not None and num_swaps < 0:
+            raise ValueError(f"num_swaps must be >= 0 or None, got {num_swaps}")
+        if mini_batch_size is not None and mini_batch_size < 1:
+            raise ValueError(f"mini_batch_size must be >= 1 or None, got {mini_batch_size}")
+        self.model = model
+        self.objective = parse_objective(objective)
+        self.temperature = temperature
+        self.num_swaps = num_swaps
+        self.text_format = text_format
+        self.mini_batch_size = mini_batch_size
+        self.uses_gradient_cache = mini_batch_size is not None
+        self.seed = seed
+        self.query_encoder = query_encoder
+        self._rng = random.Random(seed)
+
+    def encode(self, texts: list[str]) -> Tensor:
+        """[n, d] L2-normalised embeddings of ``texts``, with grad, through the model's own preprocessing."""
+        module = _unwrap(self.model)
+        features = module.preprocess(list(texts))
+        features = {k: v.to(module.device) if isinstance(v, Tensor) else v for k, v in features.items()}
+        return F.normalize(self.model(features)["sentence_embedding"], dim=-1)
+
+    def forward(self, batch: dict[str, list[str]]) -> Tensor:
+        """The scalar loss of a batch of B InF-IR rows (keys: ``INF_FIELDS``, values: lists of B strings)."""
+        queries, instructions, passages = pairs_from_batch(batch)
+        if not queries:
+            raise ValueError("empty batch: InstructionLoss needs at least one InF-IR row")
+        plan = None
+        if "I" in self.objective.terms:
+            plan = sample_swaps(queries, instructions, self.num_swaps, self._rng, self.text_format)
+        columns = [
+            self._query_column(queries, instructions),
+            _Column(list(passages)),
+        ]
+        if plan is not None and plan.texts:
+            columns.append(self._query_column(plan.queries, plan.instructions))
+        if self.mini_batch_size is None:
+            return self._loss_from_embeddings([self._encode_column(c, 0, len(c)) for c in columns], plan)
+        # The cached path (CachedLossMixin.forward_cached) calls back into embed_minibatch and
+        # calculate_loss; the swap plan rides along in the `labels` slot, which it only passes through.
+        features = [{"rows": torch.arange(len(column)), "column": column} for column in columns]
+        return self.forward_cached(features, plan)
+
+    def _query_column(self, queries: list[str], instructions: list[str]) -> _Column:
+        texts = [query_text(q, i, self.text_format) for q, i in zip(queries, instructions, strict=True)]
+        return _Column(texts, list(queries), list(instructions))
+
+    def _encode_column(self, column: _Column, begin: int, end: int) -> Tensor:
+        if self.query_encoder is not None and column.queries is not None:
+            embeddings = self.query_encoder(column.queries[begin:end], column.instructions[begin:end])
+            return F.normalize(embeddings, dim=-1)
+        return self.encode(column.texts[begin:end])
+
+    def _loss_from_embeddings(self, embeddings: list[Tensor], plan: SwapPlan | None) -> Tensor:
+        query_emb, passage_emb = embeddings[0], embeddings[1]
+        swap_emb = swap_mask = None
+        if plan is not None and plan.num_swaps > 0:
+            # Swap slots index [query sides; new swaps]: a swap that is some pair's text reuses it.
+            table = torch.cat([query_emb, embeddings[2]]) if len(embeddings) > 2 else query_emb
+            swap_emb = table[plan.index.to(table.device)]
+            swap_mask = plan.mask.to(table.device)
+        return objective_loss(self.objective, query_emb, passage_emb, swap_emb, swap_mask, self.temperature)
+
+    # --- gradient caching: the two hooks CachedLossMixin.forward_cached calls -------------------------
+
+    def calculate_loss(
+        self, reps: list[list[Tensor]], labels: SwapPlan | None = None, *, with_backward: bool = False
+    ) -> Tensor:
+        """The loss from the per-mini-batch embeddings of each column; ``labels`` is the swap plan."""
+        loss = self._loss_from_embeddings([torch.cat(column) for column in reps], labels)
+        if with_backward:
+            loss.backward()
+            loss = loss.detach()
+        return loss
+
+    def embed_minibatch(
+        self,
+        sentence_feature: dict[str, Any],
+        begin: int,
+        end: int,
+        with_grad: bool,
+        copy_random_state: bool,
+        random_state: RandContext | None = None,
+    ) -> tuple[Tensor, RandContext | None]:
+        """Embed rows [begin, end) of one column; snapshot (first pass) or replay (second pass) the RNG."""
+        grad_context = nullcontext if with_grad else torch.no_grad
+        with random_state if random_state is not None else nullcontext(), grad_context():
+            device_probe = torch.empty(0, device=_unwrap(self.model).device)
+            new_state = RandContext(device_probe) if copy_random_state else None
+            reps = self._encode_column(sentence_feature["column"], begin, end)
+        return reps, new_state
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {
+            "objective": self.objective.name,
+            "temperature": self.temperature,
+            "num_swaps": self.num_swaps,
+            "text_format": self.text_format,
+            "mini_batch_size": self.mini_batch_size,
+            "seed": self.seed,
+            "query_encoder": self.query_encoder is not None,
+        }
+
+    @property
+    def citation(self) -> str:
+        return """
+@article{zhuang2025towards,
+    title={Towards Better Instruction Following Retrieval Models},
+    author={Zhuang and others},
+    journal={arXiv preprint arXiv:2505.21439},
+    year={2025}
+}
+"""
