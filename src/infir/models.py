@@ -46,6 +46,10 @@ def load_model(name: str | Path | None = None, device: str | None = None, **kwar
     local = Path(resolved)
     if local.exists() and not (local / "modules.json").exists() and not (local / "config.json").exists():
         raise FileNotFoundError(f"{local}: not a sentence-transformers or transformers model folder")
+    # Folders trained with infir's attention encoder hold custom modules that sentence-transformers
+    # only loads with trust_remote_code; infir_config.json says so.
+    if read_infir_config(resolved).get("trust_remote_code"):
+        kwargs.setdefault("trust_remote_code", True)
     return SentenceTransformer(resolved, device=device or _default_device(), **kwargs)
 
 
