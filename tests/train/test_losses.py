@@ -16,8 +16,10 @@ from infir.train.losses import (
     InstructionLoss,
     Objective,
     objective_loss,
+    pairs_from_batch,
     parse_objective,
 )
+from infir.train.losses.instruction_loss import length_buckets
 
 TAU = 0.05
 
@@ -216,6 +218,7 @@ def test_blank_instructions_reduce_multi_p_i_to_l_p(tiny_model, inf_rows):
 
 
 def test_query_encoder_sees_queries_and_instructions_apart(tiny_model, inf_rows):
+    """Query sides and new swap texts go to the query encoder as (query, instruction) lists, each once."""
     calls: list[tuple[list[str], list[str]]] = []
     loss_fn = InstructionLoss(tiny_model, "multi:P,I", num_swaps=2)
 
@@ -224,21 +227,61 @@ def test_query_encoder_sees_queries_and_instructions_apart(tiny_model, inf_rows)
         return loss_fn.encode([f"{i} || {q}" for q, i in zip(queries, instructions, strict=True)])
 
     loss_fn.query_encoder = query_encoder
-    rows = inf_rows[:2]
-    loss = loss_fn(_batch(rows))
+    batch = _batch(inf_rows[:2])
+    loss = loss_fn(batch)
     assert torch.isfinite(loss)
-    anchors, swaps = calls
-    assert anchors[0] == [rows[0].query_positive, rows[0].query_positive, rows[0].query_negative] + [
-        rows[1].query_positive,
-        rows[1].query_positive,
-        rows[1].query_negative,
-    ]
-    assert anchors[1][:3] == [
-        rows[0].instruction_positive,
-        rows[0].instruction_negative,
-        rows[0].instruction_positive,
-    ]
-    assert len(swaps[0]) > 0 and set(swaps[1]) <= set(anchors[1])
+    queries, instructions, _ = pairs_from_batch(batch)
+    anchors = list(zip(queries, instructions, strict=True))
+    seen = [pair for qs, ins in calls for pair in zip(qs, ins, strict=True)]
+    swaps = [pair for pair in seen if pair not in anchors]
+    assert sorted(set(seen) & set(anchors)) == sorted(set(anchors)) and len(seen) == len(set(seen))
+    assert swaps and all(q in queries and i in instructions for q, i in swaps)
+
+
+def test_length_buckets_sort_longest_first_and_bound_padding():
+    lengths = [5, 40, 12, 40, 3, 100]
+    order, ranges = length_buckets(lengths, 100)
+    assert order == [5, 1, 3, 2, 0, 4]  # longest first, ties in input order
+    assert ranges[0] == (0, 1)  # a text at the bound fills a bucket alone
+    assert [i for begin, end in ranges for i in order[begin:end]] == order
+    for begin, end in ranges:
+        assert (end - begin) * lengths[order[begin]] <= 100
+    assert length_buckets(lengths, None) == (order, [(0, 6)])
+    assert length_buckets([], 100) == ([], [])
+
+
+def _loss_and_grads(model, batch, **options):
+    model.zero_grad(set_to_none=True)
+    loss = InstructionLoss(model, "multi:P,I", **options)(batch)
+    loss.backward()
+    return loss.item(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def test_bucketing_changes_neither_loss_nor_gradients(tiny_model, inf_rows):
+    """Small buckets (several encoder calls per column, reordered) against one call per column."""
+    tiny_model.eval()
+    batch = _batch(inf_rows[:4])
+    one_call = _loss_and_grads(tiny_model, batch, bucket_tokens=None)
+    bucketed = _loss_and_grads(tiny_model, batch, bucket_tokens=64)
+    assert bucketed[0] == pytest.approx(one_call[0], rel=1e-6)
+    assert bucketed[1].keys() == one_call[1].keys()
+    for name, grad in one_call[1].items():
+        assert (bucketed[1][name] - grad).norm() <= 1e-5 * grad.norm() + 1e-7, name
+
+
+def test_swaps_without_gradient_keep_the_loss_and_drop_only_their_gradient(tiny_model, inf_rows):
+    tiny_model.eval()
+    batch = _batch(inf_rows[:4])
+    full_loss, full_grads = _loss_and_grads(tiny_model, batch)
+    fixed_loss, fixed_grads = _loss_and_grads(tiny_model, batch, swap_gradients=False)
+    assert fixed_loss == pytest.approx(full_loss, rel=1e-6)
+    assert fixed_grads.keys() == full_grads.keys()
+    assert any(not torch.allclose(fixed_grads[name], grad) for name, grad in full_grads.items())
+    # The cached path computes the same stop-gradient objective.
+    cached_loss, cached_grads = _loss_and_grads(tiny_model, batch, swap_gradients=False, mini_batch_size=5)
+    assert cached_loss == pytest.approx(fixed_loss, rel=1e-5)
+    for name, grad in fixed_grads.items():
+        assert (cached_grads[name] - grad).norm() <= 1e-4 * grad.norm() + 1e-7, name
 
 
 def test_missing_field_is_named(tiny_model, inf_rows):

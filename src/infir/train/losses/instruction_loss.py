@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 QueryEncoder = Callable[[list[str], list[str]], Tensor]
 
 
+# Texts of one step are encoded in buckets of similar token length holding at most this many padded
+# tokens: query sides, swaps and passages differ in length, and on CPU every padding token costs as
+# much as a real one. Measured in bench/train_throughput.py (MiniLM, 2 cores).
+DEFAULT_BUCKET_TOKENS = 1024
+
+
 @dataclass(frozen=True)
 class _Column:
     """One list of texts encoded together: passages, or query sides (query + instruction kept apart so a
@@ -36,6 +42,63 @@ class _Column:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def take(self, order: Sequence[int]) -> _Column:
+        """The column's texts in ``order``."""
+
+        def pick(values: list[str] | None) -> list[str] | None:
+            return None if values is None else [values[i] for i in order]
+
+        return _Column(pick(self.texts), pick(self.queries), pick(self.instructions))
+
+
+@dataclass(frozen=True)
+class _StepLayout:
+    """What the cached path's ``calculate_loss`` needs besides the embeddings (it rides in ``labels``).
+
+    Attributes:
+        plan: the step's swap plan (None when the objective has no I term).
+        restore: per encoded column, the index that puts its length-sorted embeddings back in order.
+        fixed_swaps: embeddings of the new swap texts computed without gradient (``swap_gradients=False``).
+    """
+
+    plan: SwapPlan | None
+    restore: list[Tensor]
+    fixed_swaps: Tensor | None = None
+
+
+def length_buckets(lengths: Sequence[int], max_tokens: int | None) -> tuple[list[int], list[tuple[int, int]]]:
+    """Order texts longest first and cut that order into buckets of at most ``max_tokens`` padded tokens.
+
+    Args:
+        lengths: token count of each text.
+        max_tokens: bound on (texts in a bucket) × (longest text of the bucket); a longer text still gets
+            a bucket of its own. None -> one bucket.
+
+    Returns:
+        ``order`` (text indices, longest first; ties keep their input order) and the ``[begin, end)``
+        ranges of the buckets over ``order``.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    if not order:
+        return order, []
+    if max_tokens is None:
+        return order, [(0, len(order))]
+    ranges: list[tuple[int, int]] = []
+    begin = 0
+    for end in range(1, len(order) + 1):
+        # Sorted longest first: the bucket's first text sets its padded length.
+        if end == len(order) or (end + 1 - begin) * lengths[order[begin]] > max_tokens:
+            ranges.append((begin, end))
+            begin = end
+    return order, ranges
+
+
+def _inverse(order: Sequence[int]) -> Tensor:
+    """The index that maps rows stored in ``order`` back to their original positions."""
+    restore = torch.empty(len(order), dtype=torch.long)
+    restore[torch.tensor(list(order), dtype=torch.long)] = torch.arange(len(order))
+    return restore
 
 
 def pairs_from_batch(batch: dict[str, Sequence[str]]) -> tuple[list[str], list[str], list[str]]:
@@ -79,6 +142,8 @@ class InstructionLoss(CachedLossMixin, nn.Module):
         mini_batch_size: int | None = None,
         seed: int = 0,
         query_encoder: QueryEncoder | None = None,
+        bucket_tokens: int | None = DEFAULT_BUCKET_TOKENS,
+        swap_gradients: bool = True,
     ) -> None:
         """The InF-Embed training loss: each InF-IR row gives the pairs ("Q+ I+", P+), ("Q+ I−", HN1),
         ("Q− I+", HN2); the batch's M = 3B pairs are scored by one of the paper's 11 objectives
@@ -102,6 +167,17 @@ class InstructionLoss(CachedLossMixin, nn.Module):
                 ``encode(query_text(...))`` (the instruction–query attention encoder). An ``nn.Module``
                 becomes a submodule of this loss, whose parameters the sentence-transformers trainer
                 optimises along with the model's.
+            bucket_tokens: speed only, the loss and gradients are the same: the query sides with their
+                swaps, and the passages, are each sorted by token length and encoded in buckets of at
+                most this many padded tokens (less padding; on CPU a padding token costs as much as a
+                real one). None -> each list in one call. With ``mini_batch_size`` the sorted lists are
+                cut into its mini-batches instead.
+            swap_gradients: True (the paper's objective) back-propagates l_I through the swap
+                embeddings e_{k,j}. False is an opt-in approximation: swap texts that are not some
+                pair's query side are encoded without gradient (a stop-gradient on the l_I negatives,
+                as MoCo treats its queue), so each costs one forward pass instead of forward and
+                backward. The loss value is unchanged; its gradient reaches the encoder through e_k,
+                p_k and the in-batch negatives only.
 
         Inputs:
             +-------------------------------------------------------------+--------+
@@ -126,6 +202,8 @@ class InstructionLoss(CachedLossMixin, nn.Module):
             raise ValueError(f"num_swaps must be >= 0 or None, got {num_swaps}")
         if mini_batch_size is not None and mini_batch_size < 1:
             raise ValueError(f"mini_batch_size must be >= 1 or None, got {mini_batch_size}")
+        if bucket_tokens is not None and bucket_tokens < 1:
+            raise ValueError(f"bucket_tokens must be >= 1 or None, got {bucket_tokens}")
         self.model = model
         self.objective = parse_objective(objective)
         self.temperature = temperature
@@ -135,6 +213,8 @@ class InstructionLoss(CachedLossMixin, nn.Module):
         self.uses_gradient_cache = mini_batch_size is not None
         self.seed = seed
         self.query_encoder = query_encoder
+        self.bucket_tokens = bucket_tokens
+        self.swap_gradients = swap_gradients
         self._rng = random.Random(seed)
 
     def encode(self, texts: list[str]) -> Tensor:
@@ -152,22 +232,59 @@ class InstructionLoss(CachedLossMixin, nn.Module):
         plan = None
         if "I" in self.objective.terms:
             plan = sample_swaps(queries, instructions, self.num_swaps, self._rng, self.text_format)
-        columns = [
-            self._query_column(queries, instructions),
-            _Column(list(passages)),
-        ]
+        # Two encoded columns, each with its own max length: the query sides followed by the new swap
+        # texts (together they are the swap table [query sides; new swaps]), and the passages.
+        query_column = self._query_column(queries, instructions)
+        swap_column = None
         if plan is not None and plan.texts:
-            columns.append(self._query_column(plan.queries, plan.instructions))
+            swap_column = self._query_column(plan.queries, plan.instructions)
+            if self.swap_gradients:
+                query_column = _Column(
+                    query_column.texts + swap_column.texts,
+                    query_column.queries + swap_column.queries,
+                    query_column.instructions + swap_column.instructions,
+                )
+                swap_column = None
+        columns = [query_column, _Column(list(passages))]
+        fixed_swaps = None
+        if swap_column is not None:
+            with torch.no_grad():
+                fixed_swaps = self._encode_sorted(swap_column)
         if self.mini_batch_size is None:
-            return self._loss_from_embeddings([self._encode_column(c, 0, len(c)) for c in columns], plan)
+            return self._loss_from_embeddings([self._encode_sorted(c) for c in columns], plan, fixed_swaps)
         # The cached path (CachedLossMixin.forward_cached) calls back into embed_minibatch and
-        # calculate_loss; the swap plan rides along in the `labels` slot, which it only passes through.
-        features = [{"rows": torch.arange(len(column)), "column": column} for column in columns]
-        return self.forward_cached(features, plan)
+        # calculate_loss; it cuts each length-sorted column into mini-batches and passes `labels` (here
+        # the swap plan and how to undo the sorting) through untouched.
+        orders = [length_buckets(self._token_lengths(c.texts), None)[0] for c in columns]
+        features = [
+            {"rows": torch.arange(len(column)), "column": column.take(order)}
+            for column, order in zip(columns, orders, strict=True)
+        ]
+        layout = _StepLayout(plan, [_inverse(order) for order in orders], fixed_swaps)
+        return self.forward_cached(features, layout)
 
     def _query_column(self, queries: list[str], instructions: list[str]) -> _Column:
         texts = [query_text(q, i, self.text_format) for q, i in zip(queries, instructions, strict=True)]
         return _Column(texts, list(queries), list(instructions))
+
+    def _token_lengths(self, texts: list[str]) -> list[int]:
+        """Token count of each text (capped at the model's max length), or its character count for a model
+        whose first module has no tokenizer; only the order and the bucket sizes depend on it."""
+        module = _unwrap(self.model)
+        tokenizer = getattr(module[0], "tokenizer", None)
+        if tokenizer is None:
+            return [len(text) for text in texts]
+        ids = tokenizer(texts, truncation=True, max_length=module.max_seq_length)["input_ids"]
+        return [len(row) for row in ids]
+
+    def _encode_sorted(self, column: _Column) -> Tensor:
+        """The column's embeddings in its own order, encoded in length-sorted buckets (``bucket_tokens``)."""
+        if not len(column):
+            raise ValueError("nothing to encode")
+        order, ranges = length_buckets(self._token_lengths(column.texts), self.bucket_tokens)
+        ordered = column.take(order)
+        embeddings = torch.cat([self._encode_column(ordered, begin, end) for begin, end in ranges])
+        return embeddings[_inverse(order).to(embeddings.device)]
 
     def _encode_column(self, column: _Column, begin: int, end: int) -> Tensor:
         if self.query_encoder is not None and column.queries is not None:
@@ -175,12 +292,17 @@ class InstructionLoss(CachedLossMixin, nn.Module):
             return F.normalize(embeddings, dim=-1)
         return self.encode(column.texts[begin:end])
 
-    def _loss_from_embeddings(self, embeddings: list[Tensor], plan: SwapPlan | None) -> Tensor:
-        query_emb, passage_emb = embeddings[0], embeddings[1]
+    def _loss_from_embeddings(
+        self, embeddings: list[Tensor], plan: SwapPlan | None, fixed_swaps: Tensor | None = None
+    ) -> Tensor:
+        """``embeddings``: [query sides (+ new swaps); passages] in pair order; ``fixed_swaps``: the new
+        swaps' embeddings when they were computed apart, without gradient."""
+        num_pairs = embeddings[1].shape[0]
+        query_emb, passage_emb = embeddings[0][:num_pairs], embeddings[1]
         swap_emb = swap_mask = None
         if plan is not None and plan.num_swaps > 0:
             # Swap slots index [query sides; new swaps]: a swap that is some pair's text reuses it.
-            table = torch.cat([query_emb, embeddings[2]]) if len(embeddings) > 2 else query_emb
+            table = embeddings[0] if fixed_swaps is None else torch.cat([embeddings[0], fixed_swaps])
             swap_emb = table[plan.index.to(table.device)]
             swap_mask = plan.mask.to(table.device)
         return objective_loss(self.objective, query_emb, passage_emb, swap_emb, swap_mask, self.temperature)
@@ -188,10 +310,17 @@ class InstructionLoss(CachedLossMixin, nn.Module):
     # --- gradient caching: the two hooks CachedLossMixin.forward_cached calls -------------------------
 
     def calculate_loss(
-        self, reps: list[list[Tensor]], labels: SwapPlan | None = None, *, with_backward: bool = False
+        self, reps: list[list[Tensor]], labels: _StepLayout | None = None, *, with_backward: bool = False
     ) -> Tensor:
-        """The loss from the per-mini-batch embeddings of each column; ``labels`` is the swap plan."""
-        loss = self._loss_from_embeddings([torch.cat(column) for column in reps], labels)
+        """The loss from the per-mini-batch embeddings of each length-sorted column; ``labels`` is the
+        step's layout (swap plan, sort order)."""
+        if labels is None:
+            raise ValueError("calculate_loss needs the step layout that InstructionLoss.forward passes")
+        embeddings = [
+            torch.cat(column)[restore.to(column[0].device)]
+            for column, restore in zip(reps, labels.restore, strict=True)
+        ]
+        loss = self._loss_from_embeddings(embeddings, labels.plan, labels.fixed_swaps)
         if with_backward:
             loss.backward()
             loss = loss.detach()
@@ -223,6 +352,8 @@ class InstructionLoss(CachedLossMixin, nn.Module):
             "mini_batch_size": self.mini_batch_size,
             "seed": self.seed,
             "query_encoder": self.query_encoder is not None,
+            "bucket_tokens": self.bucket_tokens,
+            "swap_gradients": self.swap_gradients,
         }
 
     @property
