@@ -1,7 +1,8 @@
 import pytest
 
 from infir.data import InputError
-from infir.data.trec import ranked, read_run, read_trec_qrels, write_run, write_trec_qrels
+from infir.data.beir import read_qrels
+from infir.data.trec import ranked, read_run, write_run, write_trec_qrels
 
 
 def test_run_round_trip_ranks_by_score_then_doc_id_descending(tmp_path):
@@ -31,7 +32,7 @@ def test_qrels_round_trip(tmp_path):
     qrels = {"301": {"FBIS3-1": 2, "FBIS3-2": 0}, "302": {"LA0101": 1}}
     path = write_trec_qrels(tmp_path / "qrels.txt", qrels)
     assert path.read_text().splitlines()[0] == "301 0 FBIS3-1 2"
-    assert read_trec_qrels(path) == qrels
+    assert read_qrels(path) == qrels
 
 
 def test_bad_lines_name_file_line_and_field(tmp_path):
@@ -45,7 +46,7 @@ def test_bad_lines_name_file_line_and_field(tmp_path):
         read_run(short)
     bad_qrels = tmp_path / "qrels.txt"
     bad_qrels.write_text("q 0 d yes\n")
-    with pytest.raises(InputError, match="field 'rel'"):
-        read_trec_qrels(bad_qrels)
+    with pytest.raises(InputError, match="field 'score'"):
+        read_qrels(bad_qrels)
     with pytest.raises(InputError, match="not found"):
-        read_trec_qrels(tmp_path / "missing.txt")
+        read_qrels(tmp_path / "missing.txt")

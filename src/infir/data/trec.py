@@ -1,5 +1,7 @@
 """TREC run files (`qid Q0 docid rank score tag`) and TREC qrels (`qid 0 docid rel`) (SPEC §6).
 
+Reading qrels, BEIR tsv or TREC, is `infir.data.beir.read_qrels`; this module writes them.
+
 Runs are written in the order every metric here ranks them: score descending, ties broken by
 document id descending (the FollowIR/mteb p-MRR rule), so the file and the numbers agree.
 """
@@ -69,26 +71,3 @@ def write_trec_qrels(path: str | Path, qrels: Qrels) -> Path:
             for doc_id, relevance in sorted(qrels[qid].items()):
                 handle.write(f"{qid} 0 {_check_token(doc_id, 'document id')} {int(relevance)}\n")
     return Path(path)
-
-
-def read_trec_qrels(path: str | Path) -> Qrels:
-    """TREC qrels (`qid iter docid rel`, 4 columns) -> {qid: {doc_id: rel}}."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, None, None, "qrels file not found")
-    qrels: Qrels = {}
-    with path.open(encoding="utf-8") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            parts = raw.split()
-            if not parts:
-                continue
-            if len(parts) != 4:
-                raise InputError(
-                    path, line_no, None, f"expected 4 columns (qid 0 docid rel), got {len(parts)}"
-                )
-            qid, _, doc_id, relevance = parts
-            try:
-                qrels.setdefault(qid, {})[doc_id] = int(relevance)
-            except ValueError:
-                raise InputError(path, line_no, "rel", f"not an integer: {relevance!r}") from None
-    return qrels
