@@ -54,6 +54,7 @@ def test_quality_quick_path_on_a_tiny_slice(shared_data, tmp_path):
     assert all(isinstance(s["p_mrr"], float) for s in in_domain.values())
     comparison = in_domain["multi:P,I"]["vs_no_instructions"]["p_mrr"]
     assert 0.0 < comparison["p_value"] <= 1.0 and comparison["n_queries"] == 145
+    assert in_domain["multi:P,I"]["vs_peer"]["p_mrr"]["n_queries"] == 145
     assert all(row["training"]["steps"] == 2 for row in results["rows"][2:])
     assert out.with_suffix(".png").stat().st_size > 0
     assert "| model |" in results["table_markdown"]
