@@ -22,7 +22,7 @@ from pathlib import Path
 
 from infir.data import InfRecord, load_records, write_json_atomic
 from infir.data.demo import demo_benchmark_path, demo_pairs_path, demo_train_path
-from infir.data.followir import load_benchmark
+from infir.data.followir import Benchmark, load_benchmark
 
 # The embedded 135M model writes ~30-token replies at a few tokens/s on 2 cores; caps keep the
 # demo within minutes (a real server gets the pipeline's own, larger defaults).
@@ -152,12 +152,10 @@ def run_train(
     return out, len(records)
 
 
-def run_eval(config: DemoConfig, model_path: Path, say: Callable[[str], None]):
+def run_eval(config: DemoConfig, benchmark: Benchmark, model_path: Path, say: Callable[[str], None]):
     from infir.evaluate import evaluate, render_table, write_outputs
 
     folder = config.out_dir / "eval"
-    benchmark = load_benchmark(demo_benchmark_path())
-    benchmark.name = "demo"
     say(
         f"eval: base vs trained vs BM25 on the shipped benchmark ({len(benchmark.queries)} queries, "
         f"{len(benchmark.corpus)} documents)"
@@ -173,14 +171,22 @@ def run_eval(config: DemoConfig, model_path: Path, say: Callable[[str], None]):
     return report, render_table(report), json_path, plot_path
 
 
-def run_search(config: DemoConfig, model_path: Path, say: Callable[[str], None]) -> tuple[Path, dict]:
+def run_search(
+    config: DemoConfig, benchmark: Benchmark, model_path: Path, say: Callable[[str], None]
+) -> tuple[Path, dict]:
     from infir.search import Index, build_index
 
     index_dir = config.out_dir / "index"
-    benchmark = load_benchmark(demo_benchmark_path())
-    if not (index_dir / "manifest.json").exists():
+    # An index made with an earlier training of the model folder would be refused by Index.open
+    # (model probe mismatch): rebuild it whenever the model is newer than the index.
+    manifest = index_dir / "manifest.json"
+    if not manifest.exists() or manifest.stat().st_mtime < (model_path / "infir_config.json").stat().st_mtime:
         build_index(
-            model_path, demo_benchmark_path() / "corpus.jsonl", index_dir, show_progress=config.show_progress
+            model_path,
+            demo_benchmark_path() / "corpus.jsonl",
+            index_dir,
+            overwrite=True,
+            show_progress=config.show_progress,
         )
     qid = next(iter(benchmark.queries))
     query = benchmark.queries[qid]
@@ -218,8 +224,10 @@ def run_demo(config: DemoConfig | None = None, say: Callable[[str], None] = prin
     config.out_dir.mkdir(parents=True, exist_ok=True)
     kept, synth_summary = run_synth(config, say)
     model_path, train_rows = run_train(config, kept, say)
-    report, table, json_path, plot_path = run_eval(config, model_path, say)
-    index_dir, example = run_search(config, model_path, say)
+    benchmark = load_benchmark(demo_benchmark_path())
+    benchmark.name = "demo"
+    report, table, json_path, plot_path = run_eval(config, benchmark, model_path, say)
+    index_dir, example = run_search(config, benchmark, model_path, say)
     results = report.results["demo"]
     scores = {
         label: {"p_mrr": r.p_mrr, "nDCG@10_og": r.metrics_og.get("nDCG@10")} for label, r in results.items()
