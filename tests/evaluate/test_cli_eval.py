@@ -4,24 +4,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import infir.evaluate.retrievers as retrievers
 from infir.cli import app
 from infir.data.trec import read_run
 
 MINI = Path(__file__).resolve().parents[1] / "fixtures" / "followir_mini"
-
-
-@pytest.fixture
-def encode_calls(monkeypatch):
-    calls = []
-    real = retrievers.encode_passages
-
-    def spy(model, texts, **kwargs):
-        calls.append(len(texts))
-        return real(model, texts, **kwargs)
-
-    monkeypatch.setattr(retrievers, "encode_passages", spy)
-    return calls
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import infir.evaluate.retrievers as retrievers
 from infir.data.beir import Document
 from infir.data.followir import read_followir
 from infir.data.text import query_text
@@ -29,20 +28,6 @@ def minilm():
     from infir.models import load_model
 
     return load_model("default", device="cpu")
-
-
-@pytest.fixture
-def encode_calls(monkeypatch):
-    """Counts corpus encodings (query encodings go through infir.embed directly)."""
-    calls = []
-    real = retrievers.encode_passages
-
-    def spy(model, texts, **kwargs):
-        calls.append(len(texts))
-        return real(model, texts, **kwargs)
-
-    monkeypatch.setattr(retrievers, "encode_passages", spy)
-    return calls
 
 
 def _queries(bench):

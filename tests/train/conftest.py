@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from infir.data.records import InfRecord
+from infir.data.records import INF_FIELDS, InfRecord
 
 # Eight rows on different topics; negatives are minimal edits of the positives, as in InF-IR.
 _ROWS = [
@@ -93,16 +93,7 @@ _ROWS = [
 @pytest.fixture
 def inf_rows() -> list[InfRecord]:
     """Eight InF-IR rows (SPEC §1) on different topics."""
-    fields = (
-        "query_positive",
-        "instruction_positive",
-        "document_positive",
-        "instruction_negative",
-        "query_negative",
-        "hard_negative_document_1",
-        "hard_negative_document_2",
-    )
-    return [InfRecord(**dict(zip(fields, row, strict=True))) for row in _ROWS]
+    return [InfRecord(**dict(zip(INF_FIELDS, row, strict=True))) for row in _ROWS]
 
 
 def _save_minilm_tokenizer(folder: Path) -> None:
