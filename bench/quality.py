@@ -29,6 +29,7 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -99,27 +100,34 @@ def subsample_beir(benchmark: Benchmark, n_queries: int, seed: int, distractors:
 
 
 # --------------------------------------------------------------------------- training
-def _settings_match(folder: Path, settings: dict) -> bool:
-    marker = folder / "quality_settings.json"
-    return marker.exists() and json.loads(marker.read_text()) == settings
+def trained_once(name: str, folder: Path, settings: dict, fit: Callable[[], dict]) -> tuple[Path, dict]:
+    """Run `fit` (which trains into `folder` and describes the run) unless `folder` already holds a
+    model trained with exactly `settings`; either way return the folder and the run's description."""
+    marker, run_file = folder / "quality_settings.json", folder / "quality_run.json"
+    if marker.exists() and json.loads(marker.read_text()) == settings:
+        print(f"[train] {name}: reusing {folder}", flush=True)
+        return folder, json.loads(run_file.read_text())
+    print(f"[train] {name} ({settings['max_steps']} steps)", flush=True)
+    started = time.perf_counter()
+    run = {"seconds": 0.0, **fit()}
+    run["seconds"] = round(time.perf_counter() - started, 1)
+    write_json_atomic(run_file, run)
+    write_json_atomic(marker, settings)
+    return folder, run
 
 
 def train_infir(name: str, records: list[InfRecord], config: TrainConfig, root: Path) -> tuple[Path, dict]:
     folder = root / name.replace(":", "_").replace(",", "").replace(" ", "_")
-    settings = {"kind": "infir", **config.model_dump(mode="json")}
-    if _settings_match(folder, settings):
-        return folder, json.loads((folder / "quality_run.json").read_text())
-    started = time.perf_counter()
-    result = train(records, config, folder)
-    run = {
-        "seconds": round(time.perf_counter() - started, 1),
-        "steps": result.global_step,
-        "first_losses": result.losses[:5],
-        "last_losses": result.losses[-5:],
-    }
-    write_json_atomic(folder / "quality_run.json", run)
-    write_json_atomic(folder / "quality_settings.json", settings)
-    return folder, run
+
+    def fit() -> dict:
+        result = train(records, config, folder)
+        return {
+            "steps": result.global_step,
+            "first_losses": result.losses[:5],
+            "last_losses": result.losses[-5:],
+        }
+
+    return trained_once(name, folder, {"kind": "infir", **config.model_dump(mode="json")}, fit)
 
 
 def peer_triplets(records: list[InfRecord]) -> dict[str, list[str]]:
@@ -148,39 +156,30 @@ def train_peer(records: list[InfRecord], config: TrainConfig, root: Path) -> tup
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     folder = root / "mnrl_peer"
-    settings = {"kind": "mnrl", **config.model_dump(mode="json")}
-    if _settings_match(folder, settings):
-        return folder, json.loads((folder / "quality_run.json").read_text())
-    started = time.perf_counter()
-    model = SentenceTransformer(resolve_model_name(config.model), device="cpu")
-    model.max_seq_length = config.max_passage_length
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(folder / "checkpoints"),
-        # Same pairs per step as ours: each source row gives three triplets.
-        per_device_train_batch_size=3 * config.batch_size,
-        max_steps=config.max_steps,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type="linear",
-        seed=config.seed,
-        logging_steps=10,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-    )
-    loss = MultipleNegativesRankingLoss(model, scale=1.0 / config.temperature)
-    trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=Dataset.from_dict(peer_triplets(records)), loss=loss
-    )
-    output = trainer.train()
-    model.save(str(folder))
-    run = {
-        "seconds": round(time.perf_counter() - started, 1),
-        "steps": output.global_step,
-        "train_loss": output.training_loss,
-    }
-    write_json_atomic(folder / "quality_run.json", run)
-    write_json_atomic(folder / "quality_settings.json", settings)
-    return folder, run
+
+    def fit() -> dict:
+        model = SentenceTransformer(resolve_model_name(config.model), device="cpu")
+        model.max_seq_length = config.max_passage_length
+        args = SentenceTransformerTrainingArguments(
+            output_dir=str(folder / "checkpoints"),
+            # Same pairs per step as ours: each source row gives three triplets.
+            per_device_train_batch_size=3 * config.batch_size,
+            max_steps=config.max_steps,
+            learning_rate=config.learning_rate,
+            lr_scheduler_type="linear",
+            seed=config.seed,
+            logging_steps=10,
+            save_strategy="no",
+            report_to="none",
+            use_cpu=True,
+        )
+        loss = MultipleNegativesRankingLoss(model, scale=1.0 / config.temperature)
+        dataset = Dataset.from_dict(peer_triplets(records))
+        output = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss).train()
+        model.save(str(folder))
+        return {"steps": output.global_step, "train_loss": output.training_loss}
+
+    return trained_once(PEER, folder, {"kind": "mnrl", **config.model_dump(mode="json")}, fit)
 
 
 # --------------------------------------------------------------------------- report
@@ -314,13 +313,10 @@ def main() -> None:
     runs: dict[str, dict] = {}
     for objective in objectives:
         config = base_config.model_copy(update={"objective": objective})
-        print(f"[train] {objective} ({steps} steps)", flush=True)
         trained[objective], runs[objective] = train_infir(objective, records, config, work)
-    print(f"[train] {NO_INSTRUCTIONS}", flush=True)
     trained[NO_INSTRUCTIONS], runs[NO_INSTRUCTIONS] = train_infir(
         NO_INSTRUCTIONS, records, base_config.model_copy(update={"no_instructions": True}), work
     )
-    print(f"[train] {PEER}", flush=True)
     trained[PEER], runs[PEER] = train_peer(records, base_config, work)
     train_seconds = time.perf_counter() - started
 
